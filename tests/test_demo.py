@@ -75,6 +75,19 @@ def test_every_demo_user_can_sign_in(populated):
     assert not verify_password(runtime, find_user(runtime, "zhangwei")["id"], "wrong-password1")
 
 
+def test_the_full_demo_is_consistent_with_the_rules_workflows_and_permissions(tmp_path, crm_metadata):
+    """What `loom demo` writes, at full size: the record service refuses none of its rows,
+    edits or transitions (each is done by a demo user who may do it)."""
+    runtime = open_runtime(crm_metadata, tmp_path / "full.db")
+    try:
+        report = demo.populate(runtime)
+    finally:
+        runtime.close()
+    assert report["objects"]["customer"] == report["planned"]["customer"] == 300
+    assert {n: m for n, m in report["skipped"].items() if m} == {}
+    assert report["refused"] == {}
+
+
 def test_each_object_has_its_configured_number_of_records(populated):
     runtime, report = populated
     assert report["objects"] == {"customer": 30, "product": 4, "contact": report["planned"]["contact"],
@@ -85,6 +98,7 @@ def test_each_object_has_its_configured_number_of_records(populated):
         # a row the service refuses is reported, never silently missing
         assert created + len(report["skipped"][name]) == report["planned"][name]
     assert report["skipped"] == {name: [] for name in report["objects"]}
+    assert report["refused"] == {}
     # contacts: one to three per customer, the first of each its primary contact
     contacts = rows(runtime, "contact")
     per_customer = {}

@@ -1489,16 +1489,19 @@ def _update(gen: _Generator, plan: Plan, created) -> int:
                 gen.context(gen.users[owner][1]))]
         chosen = sorted(gen.rng.sample(pool, int(round(len(pool) * block["share"]))))
         lo, hi = block["times"]
-        editors = [a for n, (_r, a, u) in gen.users.items() if n in block["by"] or set(block["by"]) & set(u.roles)]
+        editors = [a for n, (_r, a, u) in gen.users.items()
+                   if not block["by"] or n in block["by"] or set(block["by"]) & set(u.roles)]
         for id_, owner in chosen:
             actor = gen.users[owner][1]
-            if block["by"]:
-                record = gen.service.get(obj.name, id_, Actor.system(), with_lines=False)
-                with gen.service.reading() as conn:
-                    able = [a for a in editors if gen.service.policy.allows(conn, a, obj, "update", record, gen.fetch)]
-                if not able:
-                    continue
-                actor = gen.weighted(able)
+            record = gen.service.get(obj.name, id_, Actor.system(), with_lines=False)
+            with gen.service.reading() as conn:
+                def may(a):
+                    return gen.service.policy.allows(conn, a, obj, "update", record, gen.fetch)
+                if block["by"] or not may(actor):   # the owner edits their own, unless they may no longer
+                    able = [a for a in editors if may(a)]
+                    if not able:
+                        continue
+                    actor = gen.weighted(able)
             for _k in range(gen.rng.randint(lo, hi)):
                 record = gen.service.get(obj.name, id_, actor)
                 values = _update_values(gen, plan, block["fields"], record, actor)
@@ -1528,13 +1531,16 @@ def _states(gen: _Generator, plan: Plan, created) -> None:
     policy = gen.service.policy
 
     def acting(t, owner, id_):
-        actor = gen.users[owner][1]
-        if not t.roles or set(t.roles) & set(actor.roles) or actor.superuser:
-            return actor
+        """The owner if they may take `t` on the record as it is now, else a demo user who may."""
         record = gen.service.get(obj.name, id_, Actor.system(), with_lines=False)
         with gen.service.reading() as conn:
-            able = [a for _n, (_r, a, _u) in gen.users.items() if set(t.roles) & set(a.roles)
-                    and policy.allows(conn, a, obj, "update", record, gen.fetch)]
+            def may(a):
+                return ((not t.roles or set(t.roles) & set(a.roles))
+                        and policy.allows(conn, a, obj, "update", record, gen.fetch))
+            actor = gen.users[owner][1]
+            if may(actor):
+                return actor
+            able = [a for _n, (_r, a, _u) in gen.users.items() if may(a)]
         return gen.weighted(able) if able else None
 
     for id_, owner in created:
@@ -1552,6 +1558,7 @@ def _states(gen: _Generator, plan: Plan, created) -> None:
                     v = _update_values(gen, plan, values, record, actor)
                     if v and not _apply(gen, obj, record, v, actor):
                         break
+                    actor = acting(t, owner, id_) or actor   # the values may change who may act (a new assignee)
                 record = gen.service.get(obj.name, id_, actor, with_lines=False)
                 kwargs = {}
                 if "version" in accepted:
