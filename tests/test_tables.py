@@ -162,6 +162,36 @@ def test_indexes(schema):
     assert ("t_lookup",) in indexes and ("t_user",) in indexes  # lookups
     assert ("t_integer", "id") in indexes                       # column (covers index: true)
     assert not any(i.unique for k, i in indexes.items() if k != ("t_text",))
+    bin_ = indexes[("deleted_at",)]                             # the recycle bin: deleted rows only
+    assert "deleted_at IS NOT NULL" in str(bin_.dialect_options["sqlite"]["where"])
+    assert "deleted_at IS NOT NULL" in str(bin_.dialect_options["postgresql"]["where"])
+
+
+def test_live_rows_are_listed_by_the_sort_index_not_the_bin(spec, tmp_path):
+    """SQLite's statistics average the rows per deleted_at value, and every deleted row has
+    its own: an index holding live rows too would look selective for `deleted_at IS NULL`."""
+    runtime = Runtime(spec, __import__("loom.storage.database", fromlist=["x"]).create_engine(
+        f"sqlite:///{tmp_path / 'plan.db'}"))
+    runtime.migrate()
+    table = runtime.table("thing")
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    rows = [dict(t_text=f"t{i}", t_date=dt.date(2024, 1, 1) + dt.timedelta(days=i % 300), created_at=start,
+                 updated_at=start, version=1,
+                 deleted_at=start + dt.timedelta(minutes=i) if i % 20 == 0 else None) for i in range(2000)]
+    with runtime.engine.begin() as conn:
+        conn.execute(table.insert(), rows)
+        conn.exec_driver_sql("ANALYZE")
+
+        def plan(q):
+            compiled = q.compile(conn, compile_kwargs={"literal_binds": True})
+            return " ".join(r[3] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+        live = plan(sa.select(table.c.id).where(table.c.deleted_at.is_(None))
+                    .order_by(table.c.t_date.desc(), table.c.id.desc()).limit(51))
+        binned = plan(sa.select(table.c.id).where(table.c.deleted_at.is_not(None))
+                      .order_by(table.c.deleted_at.desc()).limit(51))
+    runtime.close()
+    assert "ix_thing_t_date_id" in live and "TEMP B-TREE" not in live
+    assert "ix_thing_deleted" in binned
 
 
 def test_long_names_stay_within_postgres_limit():

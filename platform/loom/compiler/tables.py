@@ -140,7 +140,6 @@ def _add_indexes(obj: ObjectSpec, table: Table) -> None:
         want(obj.list.calendar.start)
     for rule in obj.duplicates:
         want(rule.column, "id")
-    want("deleted_at")
     plain = [n for n, unique in wanted.items() if not unique]
     for names in plain:  # (a) is served by (a, b): keep only the longer one
         if any(other != names and other[:len(names)] == names for other in plain):
@@ -151,6 +150,14 @@ def _add_indexes(obj: ObjectSpec, table: Table) -> None:
                   sqlite_where=cols.deleted_at.is_(None), postgresql_where=cols.deleted_at.is_(None))
         else:
             Index(None, *[cols[n] for n in names])
+    if "deleted_at" in cols:
+        # The recycle bin's index holds deleted rows only. A plain index on deleted_at made
+        # SQLite's planner take `deleted_at IS NULL` (every live row) for a selective
+        # condition: ANALYZE records the average rows per value, and each deleted row has
+        # its own timestamp. At 1,000,000 customers list pages and duplicate look-ups then
+        # read the whole index and sorted it (0.3-0.5 s) instead of walking their own.
+        Index(short_name(f"ix_{table.name}_deleted"), cols.deleted_at,
+              sqlite_where=cols.deleted_at.is_not(None), postgresql_where=cols.deleted_at.is_not(None))
 
 
 def sa_sortable(f: FieldSpec) -> bool:
