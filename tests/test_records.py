@@ -852,6 +852,22 @@ def test_keyset_paging_through_search_results(app, many, term):
     assert len(seen) == len(set(seen)) and set(seen) == expected and expected
 
 
+def test_not_null_sort_keys_have_no_nulls_last(app, many):
+    """NULLS LAST on updated_at or id (never NULL) keeps PostgreSQL from walking the
+    (updated_at, id) index: every default list page would sort the whole table."""
+    statements = []
+    listen = lambda conn, cursor, statement, *rest: statements.append(statement)
+    sa.event.listen(app.rt.engine, "before_cursor_execute", listen)
+    try:
+        app.svc.query("customer", app.admin, limit=3)
+        app.svc.query("customer", app.admin, sort=["-employees"], limit=3)
+    finally:
+        sa.event.remove(app.rt.engine, "before_cursor_execute", listen)
+    default, by_employees = [s.split("ORDER BY")[1] for s in statements if "ORDER BY" in s and "customer.name" in s]
+    assert "NULLS LAST" not in default and "updated_at DESC" in default
+    assert "employees DESC NULLS LAST" in by_employees and "id DESC NULLS" not in by_employees
+
+
 def test_bad_cursor_is_a_validation_error(app, many):
     for cursor in ("%%%", "bm90IGpzb24", "WzFd"):
         with pytest.raises(ValidationError):

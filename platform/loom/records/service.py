@@ -36,6 +36,7 @@ from .fairness import writer_lock
 
 UTC = dt.timezone.utc
 SETTABLE_SYSTEM = {"owner"}
+NOT_NULL = frozenset({"id", "created_at", "updated_at", "version"})   # every object table has them, never NULL
 
 
 @dataclass
@@ -274,7 +275,11 @@ class RecordService:
             q = self.select(conn, obj, actor, where=where, search=search, deleted=deleted)
             if after:
                 q = q.where(self._after(obj, table, keys, decode_cursor(after)))
-            order = [(table.c[n].desc() if d else table.c[n].asc()).nulls_last() for n, d in keys]
+            # NULLS LAST only where a NULL can be: on a NOT NULL column it changes nothing in the
+            # order but keeps PostgreSQL from walking its (updated_at, id) index backwards, so the
+            # default list would sort the whole table for every page
+            order = [table.c[n].desc() if d else table.c[n].asc() for n, d in keys]
+            order = [o if n in NOT_NULL else o.nulls_last() for o, (n, _d) in zip(order, keys)]
             q = q.order_by(*order).limit(limit + 1)
             if offset and not after:
                 q = q.offset(max(0, int(offset)))
@@ -295,9 +300,8 @@ class RecordService:
                 typed.append(coerce(obj.fields[name], raw, self.timezone) if raw is not None else None)
             except Invalid:
                 raise ValidationError(errors=[Message(_("the page cursor is not valid"))]) from None
-        non_null = {"id", "created_at", "updated_at", "version"}
         same_direction = len({d for _n, d in keys}) == 1
-        if same_direction and all(n in non_null for n, _d in keys):
+        if same_direction and all(n in NOT_NULL for n, _d in keys):
             row = sa.tuple_(*[table.c[n] for n, _d in keys])
             return row < tuple(typed) if keys[0][1] else row > tuple(typed)
         clauses = []
@@ -307,7 +311,7 @@ class RecordService:
             if value is None:
                 continue  # nothing sorts after NULL within this key
             beyond = col < value if desc else col > value
-            if name not in non_null:
+            if name not in NOT_NULL:
                 beyond = sa.or_(beyond, col.is_(None))
             clauses.append(sa.and_(*equal, beyond))
         return sa.or_(*clauses) if clauses else sa.false()
