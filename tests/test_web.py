@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from decimal import Decimal
 
 import openpyxl
 import pytest
@@ -303,6 +304,16 @@ def test_lines_are_edited_with_their_parent(app, rep):
     record_id = int(response.headers["Location"].rsplit("/", 1)[1])
     record = runtime_of(app).records.get("opportunity", record_id, actor(app, "rep1"))
     assert len(record["items"]) == 1 and record["items"][0]["quantity"] == 2
+
+
+def test_an_added_line_starts_with_the_line_defaults(app, rep):
+    """The row the "add a row" button copies holds the line object's defaults (a quote line's
+    quantity 1 and discount 0): a row posted with them blank would compute no amount."""
+    html = rep.get("/o/quote/new").get_data(as_text=True)
+    template = html[html.index("<template>"):html.index("</template>")]
+    values = dict(re.findall(r'name="items-__i__-(\w+)" value="([^"]*)"', template))
+    assert Decimal(values["quantity"]) == 1 and Decimal(values["discount"]) == 0
+    assert values["product"] == "" and values["unit_price"] == ""
 
 
 def _product_values(app):

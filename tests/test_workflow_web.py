@@ -3,8 +3,10 @@ forms, refused transitions posted by hand, the inbox and its count, deciding and
 who may see an approval, and the diagrams (pages, SVG endpoints, the CLI's file)."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 import xml.etree.ElementTree as ET
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -241,6 +243,24 @@ def test_recall_through_the_pages(app, customer):
     assert post(rep, f"/approvals/{b['id']}/recall").status_code == 409
     response = post(rep, f"/approvals/{b['id']}/recall", {"next": "https://evil.example/"})
     assert response.status_code == 409
+
+
+def test_times_are_shown_in_the_application_time_zone(app, customer):
+    """Stored times are UTC; the approvals panel, the inbox and the history show them in
+    Asia/Shanghai (app.yaml), eight hours on, as the record's own date-times are."""
+    rep, mgr = signed_in(app, "rep1"), signed_in(app, "mgr")
+    c = contract(app, customer, amount=8000)
+    submit(app, rep, "contract", c["id"], "submit")
+    submitted = approval_of(app, "contract", c["id"])["created_at"]
+    local = submitted.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    utc = submitted.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    panel = text(rep.get(f"/o/contract/{c['id']}/approvals"))
+    assert local in panel and utc not in panel
+    assert local in text(mgr.get("/approvals")) and utc not in text(mgr.get("/approvals"))
+    changed = runtime_of(app).records.history("contract", c["id"], actor(app, "rep1"))[0]["at"]
+    history = text(rep.get(f"/o/contract/{c['id']}/history"))
+    assert changed.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M") in history
+    assert changed.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M") not in history
 
 
 def test_an_approval_is_shown_to_those_involved_and_to_readers_of_the_record_only(app, customer):

@@ -225,13 +225,15 @@ def history(name, record_id):
 # ---- forms ---------------------------------------------------------------------------------
 
 def _form_page(obj, form, *, record=None, errors=None, status=200, conflict=None, duplicates=False):
-    lines = []
+    lines, line_defaults = [], {}
     for fname, f in obj.fields.items():
         if f.type == "lines" and any(fname in s.fields for s in obj.form):
             child = g.runtime.spec.objects[f.lines_object]
             child_fields = [c for c in child.declared_fields if not c.computed and c.type not in ("lines", "file")]
             rows = request.form and forms.lines_from(request.form, fname) or (record or {}).get(fname) or []
             lines.append((f, child, child_fields, rows))
+            # an added row starts with the metadata defaults, as a new record's form does
+            line_defaults[fname] = forms.new_record_defaults(g.runtime, child, g.actor)
     template = "_form.html" if _fragment() and request.method == "POST" else page("form.html", obj)
     # show_if / required_if as they stand for the values shown, before anything changes
     if request.method == "POST":
@@ -242,7 +244,7 @@ def _form_page(obj, form, *, record=None, errors=None, status=200, conflict=None
     return render_template(template, obj=obj, form=form, record=record, errors=errors or {}, lines=lines, shown=shown,
                            currency=g.runtime.spec.currency,
                            conflict=conflict, duplicates=duplicates, rules=_live_rules(obj), lookup_titles=_lookup_titles(obj, form),
-                           line_titles=_line_titles(lines),
+                           line_titles=_line_titles(lines), line_defaults=line_defaults,
                            child_dictionary=lambda f: g.runtime.spec.dictionaries[f.dictionary].items), status
 
 

@@ -1,6 +1,8 @@
 """What every page shares: language, translations, the menu, static files."""
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, abort, g, redirect, request, send_file, session
 from flask_wtf.csrf import generate_csrf
 
@@ -87,6 +89,12 @@ def _conversions_for(obj, record):
     return available(g.runtime, obj, record, g.actor) if g.get("actor") is not None else []
 
 
+def _timezone() -> ZoneInfo:
+    """The application's time zone: stored times are UTC, pages show them in it."""
+    runtime = g.get("runtime")
+    return ZoneInfo(runtime.spec.timezone if runtime else "UTC")
+
+
 def set_language():
     g.lang = language()
 
@@ -99,4 +107,4 @@ def init_app(app):
         runtime = g.get("runtime")
         return {"t": t, "_": translate, "conversions_for": _conversions_for, "lang": g.get("lang") or "zh", "menu": menu, "actor": g.get("actor"),
                 "csrf_token": generate_csrf, "app_label": runtime.spec.label if runtime else Label.of("Loom"),
-                "languages": runtime.spec.languages if runtime else ("zh", "en")}
+                "languages": runtime.spec.languages if runtime else ("zh", "en"), "tz": _timezone}
