@@ -26,7 +26,10 @@ LIKE baseline over search_text. Results go to bench/results/list_bench.json.
 The peers live in their own virtualenv (they are not Loom dependencies):
 
     python3 -m venv /tmp/bench-venv
-    /tmp/bench-venv/bin/pip install datasette flask-admin sqlalchemy "psycopg[binary]" flask
+    /tmp/bench-venv/bin/pip install datasette flask-admin flask-sqlalchemy sqlalchemy "psycopg[binary]" flask
+
+(Flask-Admin 2.2's SQLAlchemy views import flask_sqlalchemy even when they are given a
+plain session.) A peer that fails is reported and skipped; Loom's figures are kept.
 """
 from __future__ import annotations
 
@@ -440,16 +443,19 @@ def ids_in(html: str, pattern: str) -> list[int]:
 
 # ---- Loom -------------------------------------------------------------------------------------------
 
-def loom_client(url: str):
+def loom_client(url: str, username: str = "admin", app=None):
+    """(app, a test client signed in as `username`, in Chinese); pass `app` to sign in
+    another user to the same application."""
     import re
 
     from loom.web import create_app
-    app = create_app({"LOOM_METADATA": str(ROOT / "metadata"), "LOOM_DATABASE_URL": url,
-                      "LOOM_INSTANCE": str(DATA / "instance"), "SECRET_KEY": "bench",
-                      "LOOM_SCHEDULER": "off"})   # no scheduled automations running beside the timings
+    if app is None:
+        app = create_app({"LOOM_METADATA": str(ROOT / "metadata"), "LOOM_DATABASE_URL": url,
+                          "LOOM_INSTANCE": str(DATA / "instance"), "SECRET_KEY": "bench",
+                          "LOOM_SCHEDULER": "off"})   # no scheduled automations running beside the timings
     client = app.test_client()
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
-    r = client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token})
+    r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
     assert r.status_code == 302, r.status_code
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
     client.post("/lang/zh", data={"csrf_token": token})
@@ -465,12 +471,12 @@ def loom_get(client, path, fragment=False) -> str:
     return r.get_data(as_text=True)
 
 
-def loom_deep_path(client) -> str:
-    """Follow `Next` DEEP times, as a user paging would."""
+def loom_deep_path(client, pages: int = DEEP) -> str:
+    """Follow `Next` `pages` times, as a user paging would."""
     import html
     import re
     path = "/o/customer/"
-    for _ in range(DEEP):
+    for _ in range(pages):
         page = loom_get(client, path, fragment=True)
         path = html.unescape(re.search(r'<a class="button" rel="next" href="([^"]+)"', page).group(1))
     return path
@@ -596,13 +602,22 @@ def verify_search(url: str, repeat: int) -> dict:
     id set as well where the term has at most 5,000 rows."""
     import sqlalchemy as sa
 
-    from loom.records.search import terms
+    from loom.records.search import ordered_page, terms
     from loom.security.actor import Actor
     runtime = open_runtime(url)
     svc, obj = runtime.records, runtime.spec.objects["customer"]
     actor = Actor.system()
     contains = "instr(search_text, :t) > 0" if runtime.dialect == "sqlite" else "strpos(search_text, :t) > 0"
     out = {}
+
+    def page_query(term):
+        """The list's first page of 50 through the record service (as listing.fetch asks
+        for it), without the page around it: what the search itself costs."""
+        def run():
+            with ordered_page():
+                svc.query(obj, actor, search=term, limit=50)
+        return timed(run, repeat)
+    out[""] = {"query": page_query("")}   # no search: the same page unfiltered
     with runtime.engine.connect() as conn:
         for term in VERIFY_TERMS:
             t = terms(term)[0]
@@ -616,7 +631,7 @@ def verify_search(url: str, repeat: int) -> dict:
             loom = [r["id"] for r in svc.query(obj, actor, search=term, limit=50).rows]
             count = svc.count(obj, actor, search=term, cap=1000)
             entry = {"matches": total, "first_page_equal": loom == baseline, "like_ms": like_ms,
-                     "count_equal": count == min(total, 1001)}
+                     "count_equal": count == min(total, 1001), "query": page_query(term)}
             if total <= 5000:
                 every = set()
                 after = None
@@ -828,11 +843,17 @@ def report(results: dict) -> str:
         v = r["verify"]
         lines += ["", "Quick search against a LIKE scan of search_text (first page of 50 by the default sort, "
                   "count capped at 1,000, every id when ≤ 5,000 rows):", "",
-                  "| term | matching rows | first page equal | count equal | all ids equal | LIKE scan ms |",
-                  "|---|---|---|---|---|---|"]
+                  "| term | matching rows | first page equal | count equal | all ids equal | LIKE scan ms "
+                  "| service query ms (median / p95, CPU) |",
+                  "|---|---|---|---|---|---|---|"]
         for term, e in v.items():
+            q = e.get("query")
+            timing = f"{fmt(q)}, {q['cpu']:.1f}" if q else "—"
+            if not term:
+                lines.append(f"| (none: the first page) | | | | | | {timing} |")
+                continue
             lines.append(f"| {term} | {e['matches']:,} | {e['first_page_equal']} | {e['count_equal']} "
-                         f"| {e.get('all_equal', '—')} | {e['like_ms']:.0f} |")
+                         f"| {e.get('all_equal', '—')} | {e['like_ms']:.0f} | {timing} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -888,10 +909,16 @@ def main(argv=None):
         r["verify"] = verify_search(url, args.repeat)
         if peers:
             print(f"[{kind}] Flask-Admin ...", flush=True)
-            r["flask_admin"] = bench_flask_admin(venv, url, args.repeat)
+            try:
+                r["flask_admin"] = bench_flask_admin(venv, url, args.repeat)
+            except Exception as e:   # a broken peer install must not lose Loom's figures
+                print(f"[{kind}] Flask-Admin failed: {e}", flush=True)
             if kind == "sqlite":
                 print(f"[{kind}] Datasette ...", flush=True)
-                r["datasette"] = bench_datasette(venv, DATA / f"list_{args.rows}.db", args.repeat)
+                try:
+                    r["datasette"] = bench_datasette(venv, DATA / f"list_{args.rows}.db", args.repeat)
+                except Exception as e:
+                    print(f"[{kind}] Datasette failed: {e}", flush=True)
     if args.generate_only:
         return
     results["environment"]["load_average_after"] = os.getloadavg()
