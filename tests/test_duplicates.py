@@ -79,6 +79,23 @@ def test_similar_names_warn_too(runtime):
     runtime.records.create("customer", {"name": "明远物流有限公司"}, rep)   # not similar enough
 
 
+def test_a_crowded_block_still_finds_the_same_and_the_nearest_names(runtime, monkeypatch):
+    """Thousands of customers can share a name's first two characters (华信...): the look-up
+    reads only part of that block, and must not miss the name itself or its near neighbours."""
+    monkeypatch.setattr(duplicates, "BLOCK_LIMIT", 4)
+    mgr = who(runtime, "mgr")
+    for trade in ("供应链", "信息", "医药", "商贸", "实业", "建设"):   # keys that sort before 华信软件
+        runtime.records.create("customer", {"name": f"华信{trade}有限公司"}, mgr)
+    same = runtime.records.create("customer", {"name": "北京华信软件有限公司"}, mgr)
+    near = runtime.records.create("customer", {"name": "华信软件技术服务中心"}, mgr, allow_duplicates=True)
+    with pytest.raises(DuplicateFound) as found:
+        runtime.records.create("customer", {"name": "乌鲁木齐华信软件有限公司"}, mgr)
+    assert [m.id for m in found.value.matches] == [same["id"]]
+    with pytest.raises(DuplicateFound) as found:
+        runtime.records.create("customer", {"name": "华信软件技术服务中心站"}, mgr)
+    assert near["id"] in [m.id for m in found.value.matches]
+
+
 def test_a_blocking_rule_refuses(runtime):
     mgr = who(runtime, "mgr")
     runtime.records.create("customer", {"name": "甲公司", "tax_id": "91310000MA1FL8XQ3X"}, mgr)

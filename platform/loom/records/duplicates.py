@@ -12,7 +12,10 @@ table scan:
 
 `match: exact` compares keys; `match: similar` compares keys sharing their first two
 characters (the indexed block) by bigram similarity against `threshold` — a typo in the
-first two characters is not caught, the price of never scanning the table.
+first two characters is not caught, the price of never scanning the table. A block can
+hold thousands of keys (华信 at a million customers): the same key is always looked up on
+its own, then the BLOCK_LIMIT keys nearest to it in index order (half on each side),
+which share the longest prefix with it.
 
 A match either blocks the write or warns (the write goes ahead when the caller confirms).
 What a match shows depends on the reader: records they may read are listed; others say
@@ -118,12 +121,15 @@ def find(conn, runtime, obj: ObjectSpec, record: dict, actor) -> list[Match]:
         q = sa.select(table.c.id, table.c.owner, col).where(table.c.deleted_at.is_(None))
         if record.get("id") is not None:
             q = q.where(table.c.id != record["id"])
-        if rule.match == "exact" or len(value) < 3:
-            rows = conn.execute(q.where(col == value).limit(20)).all()
-        else:  # the block sharing the first two characters, then similarity in Python
-            block = value[:2]
-            rows = [r for r in conn.execute(q.where(col >= block, col < block + "\uffff").limit(BLOCK_LIMIT))
-                    if similarity(value, r[2] or "") >= rule.threshold]
+        rows = conn.execute(q.where(col == value).limit(20)).all()
+        if rule.match != "exact" and len(value) >= 3:
+            # the block's keys nearest to this one on either side (both walk the index), then
+            # similarity in Python; the same key was looked up above, whatever the block's size
+            block, half = value[:2], BLOCK_LIMIT // 2
+            above = q.where(col > value, col < block + "\uffff").order_by(col, table.c.id).limit(half)
+            below = q.where(col < value, col >= block).order_by(col.desc(), table.c.id.desc()).limit(half)
+            rows += [r for part in (above, below) for r in conn.execute(part)
+                     if similarity(value, r[2] or "") >= rule.threshold]
         for id_, owner, _k in rows:
             if (rule.name, id_) not in seen:
                 seen.add((rule.name, id_))
