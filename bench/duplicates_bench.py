@@ -98,17 +98,18 @@ def create_once(runtime, actor, vals) -> tuple[float, float, dict]:
 
 
 def plans(runtime, kind: str) -> dict:
-    """The database's plans for the look-ups duplicates.find runs for a similar-name rule:
-    the same key, and the block's nearest keys above and below it."""
+    """The database's plans for what duplicates.find runs: for the similar-name rule one
+    statement (the same key, the block's nearest keys above and below it), for an exact
+    rule an equality look-up."""
     import sqlalchemy as sa
     table = runtime.table("customer")
     col, value = table.c.dup_same_company, "华信科技"
     q = sa.select(table.c.id, table.c.owner, col).where(table.c.deleted_at.is_(None))
-    statements = {
-        "same": q.where(col == value).limit(20),
-        "above": q.where(col > value, col < "华信\uffff").order_by(col, table.c.id).limit(150),
-        "below": q.where(col < value, col >= "华信").order_by(col.desc(), table.c.id.desc()).limit(150),
-    }
+    parts = (q.where(col == value).limit(20),
+             q.where(col > value, col < "华信\uffff").order_by(col, table.c.id).limit(150),
+             q.where(col < value, col >= "华信").order_by(col.desc(), table.c.id.desc()).limit(150))
+    statements = {"similar name": sa.union_all(*[part.subquery().select() for part in parts]),
+                  "same phone": q.where(table.c.dup_same_phone == "19912345678").limit(20)}
     out = {}
     with runtime.engine.connect() as conn:
         for name, statement in statements.items():

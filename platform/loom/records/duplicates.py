@@ -88,13 +88,19 @@ def keys(obj: ObjectSpec, record: dict) -> dict:
     return {rule.column: key(rule, record) for rule in obj.duplicates}
 
 
+def _bigrams(text: str) -> set:
+    return {text[i:i + 2] for i in range(len(text) - 1)} or {text}
+
+
+def _dice(pa: set, pb: set) -> float:
+    return 2 * len(pa & pb) / (len(pa) + len(pb))
+
+
 def similarity(a: str, b: str) -> float:
     """Dice coefficient over character bigrams (cheap, order-aware enough for names)."""
     if a == b:
         return 1.0
-    pa = {a[i:i + 2] for i in range(len(a) - 1)} or {a}
-    pb = {b[i:i + 2] for i in range(len(b) - 1)} or {b}
-    return 2 * len(pa & pb) / (len(pa) + len(pb))
+    return _dice(_bigrams(a), _bigrams(b))
 
 
 @dataclass
@@ -121,25 +127,27 @@ def find(conn, runtime, obj: ObjectSpec, record: dict, actor) -> list[Match]:
         q = sa.select(table.c.id, table.c.owner, col).where(table.c.deleted_at.is_(None))
         if record.get("id") is not None:
             q = q.where(table.c.id != record["id"])
-        rows = conn.execute(q.where(col == value).limit(20)).all()
-        if rule.match != "exact" and len(value) >= 3:
-            # the block's keys nearest to this one on either side (both walk the index), then
-            # similarity in Python; the same key was looked up above, whatever the block's size
+        same = q.where(col == value).limit(20)
+        if rule.match == "exact" or len(value) < 3:
+            rows = conn.execute(same).all()
+        else:
+            # one statement: the same key (whatever the block's size) and the block's keys
+            # nearest to it on either side (each part walks the index); similarity in Python
             block, half = value[:2], BLOCK_LIMIT // 2
             above = q.where(col > value, col < block + "\uffff").order_by(col, table.c.id).limit(half)
             below = q.where(col < value, col >= block).order_by(col.desc(), table.c.id.desc()).limit(half)
-            rows += [r for part in (above, below) for r in conn.execute(part)
-                     if similarity(value, r[2] or "") >= rule.threshold]
+            mine = _bigrams(value)
+            rows = [r for r in conn.execute(sa.union_all(*[part.subquery().select() for part in (same, above, below)]))
+                    if r[2] == value or _dice(mine, _bigrams(r[2] or "")) >= rule.threshold]
+            rows.sort(key=lambda r: r[2] != value)   # the same key first
         for id_, owner, _k in rows:
             if (rule.name, id_) not in seen:
                 seen.add((rule.name, id_))
                 out.append(Match(rule, id_, owner, False))
-    if out:
-        readable = {r[0] for r in conn.execute(sa.select(table.c.id).where(
-            table.c.id.in_([m.id for m in out]), runtime.records.policy.filter(conn, actor, obj, table)))}
-        titles = runtime.records.titles(obj, readable, conn=conn) if readable else {}
+    if out:   # titles of the matches the actor may read (one query: the policy's filter applies)
+        titles = runtime.records.titles(obj, {m.id for m in out}, actor, conn=conn)
         for m in out:
-            m.readable = m.id in readable
+            m.readable = m.id in titles
             m.title = titles.get(m.id)
     return out
 
