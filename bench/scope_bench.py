@@ -292,7 +292,7 @@ def bench(url: str, repeat: int, vis: dict) -> dict:
             if args.get("count"):
                 entry["text"] = body.split(">")[1].split("<")[0]
             else:
-                entry["ids"] = lb.ids_in(body, r'name="ids" value="(\d+)"')
+                entry["ids"] = lb.ids_in(body, r'class="row-link" href="/o/customer/(\d+)"')   # reps have no checkboxes
                 entry["allowed"] = allowed_ids(url, key, vis, entry["ids"])
             out[key][case] = entry
             print(f"    {case:11s} {key:9s} {lb.fmt(entry['page'])} ms (cpu {entry['page']['cpu']:.1f}) "
